@@ -51,7 +51,11 @@ begin
   returning c.* into saved;
 
   if saved.id is null then
-    raise exception 'call % belongs to another restaurant', given.call_sid using errcode = 'PT409';
+    -- Only someone who can see the call learns that it exists elsewhere.
+    if exists (select 1 from public.calls c where c.call_sid = given.call_sid) then
+      raise exception 'call % belongs to another restaurant', given.call_sid using errcode = 'PT409';
+    end if;
+    raise exception 'permission denied for call %', given.call_sid using errcode = '42501';
   end if;
   return saved;
 end

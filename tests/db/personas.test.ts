@@ -29,7 +29,7 @@ beforeAll(async () => {
   await db.storage.upload(BUCKET, `${theirs}_${recordingSid()}.mp3`);
 });
 
-const sidsOf = (rows: readonly { call_sid: string }[]) => rows.map((r) => r.call_sid).sort();
+const sidsOf = (rows: readonly Record<string, unknown>[]) => rows.map((r) => String(r.call_sid)).sort();
 
 describe('service role', () => {
   it('reads every call and recording', async () => {

@@ -1,0 +1,96 @@
+// Postgres access for functions: one small pool per worker (postgres.js, prepare: false for the
+// transaction-mode pooler), and every request in one transaction that first takes the caller's
+// role and claims exactly as PostgREST does, so RLS decides as it does through the Data API.
+import postgres from 'postgres';
+import type { Identity } from './auth.ts';
+import { HttpError } from './http.ts';
+
+export type Tx = postgres.TransactionSql;
+
+export interface Database {
+  /** Runs `work` in one transaction as `who`. */
+  as<T>(who: Identity, work: (tx: Tx) => Promise<T>): Promise<T>;
+  end(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  url: string;
+  max?: number;
+  /** Seconds a statement may run before the database cancels it. */
+  statementTimeoutSeconds?: number;
+  /** Seconds to wait for a connection before answering 503. */
+  connectTimeoutSeconds?: number;
+}
+
+export function createDatabase(options: DatabaseOptions): Database {
+  const statementTimeout = `${Math.round((options.statementTimeoutSeconds ?? 8) * 1000)}`;
+  const sql = postgres(options.url, {
+    prepare: false,
+    max: options.max ?? 5,
+    idle_timeout: 60,
+    connect_timeout: options.connectTimeoutSeconds ?? 5,
+    onnotice: () => {},
+    connection: { application_name: 'calls-function' },
+  });
+  return {
+    async as<T>(who: Identity, work: (tx: Tx) => Promise<T>): Promise<T> {
+      return (await sql.begin(async (tx) => {
+        // Sent at once and pipelined with the work's first statement: no round trip of its own.
+        const context = tx`select set_config('role', ${who.role}, true),
+                                  set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true),
+                                  set_config('statement_timeout', ${statementTimeout}, true)`.execute();
+        const [setup, result] = await Promise.allSettled([context, work(tx)]);
+        if (setup.status === 'rejected') throw setup.reason;
+        if (result.status === 'rejected') throw result.reason;
+        return result.value;
+      })) as T;
+    },
+    end: () => sql.end({ timeout: 5 }),
+  };
+}
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
+  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  '57P01', '57P02', '57P03', '53300', '53400', '08000', '08001', '08003', '08004', '08006', '57014', '55P03',
+]);
+
+/** Maps a database error to the client's answer; null when it is not the client's doing. */
+export function httpErrorFromDatabase(error: unknown): HttpError | null {
+  const e = error as { code?: string; message?: string; detail?: string; constraint_name?: string; column_name?: string };
+  const code = e?.code ?? '';
+  const message = e?.message ?? 'database error';
+  if (code.startsWith('PT') && /^PT[45]\d\d$/.test(code)) {
+    const status = Number(code.slice(2));
+    return new HttpError(status, status === 409 ? 'conflict' : status === 404 ? 'not_found' : 'invalid_request', message);
+  }
+  if (UNAVAILABLE_CODES.has(code)) {
+    return new HttpError(503, 'database_unavailable', 'The database is unavailable or busy; retry shortly.', undefined,
+      { retry: true, retry_after: 2000 }, { 'Retry-After': '2' });
+  }
+  switch (code) {
+    case '42501':
+      return new HttpError(403, 'forbidden', 'You may not do this with these credentials.');
+    case '23503':
+      return new HttpError(422, 'unknown_reference', `A referenced row does not exist${e.detail ? `: ${e.detail}` : ''}.`);
+    case '23505':
+      return new HttpError(409, 'conflict', message);
+    case '23514':
+    case '23502': {
+      // calls_<column>_check / a not-null column: name the field the client sent.
+      const field = e.column_name ?? /^[a-z_]+?_([a-z_]+)_check$/.exec(e.constraint_name ?? '')?.[1] ?? null;
+      return new HttpError(400, 'invalid_field',
+        field ? `${field}: the value is not accepted.` : 'A field has a value that is not accepted.',
+        field ? [{ field, message: 'the value is not accepted' }] : undefined);
+    }
+    case '22P02':
+    case '22003':
+    case '22007':
+    case '22008':
+    case '22023':
+    case '22001':
+    case '22021':
+      return new HttpError(400, 'invalid_field', message);
+  }
+  return null;
+}
