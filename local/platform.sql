@@ -92,7 +92,8 @@ create table if not exists auth.users (
   updated_at timestamptz default now()
 );
 alter table auth.users enable row level security;
-grant select, references on auth.users to postgres;
+-- source: supabase/postgres migrations/db/migrations/10000000000000_demote-postgres.sql
+grant all on auth.users to postgres;
 
 create or replace function auth.jwt() returns jsonb
 language sql stable set search_path = ''
