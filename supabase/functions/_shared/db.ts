@@ -5,11 +5,16 @@ import postgres from 'postgres';
 import type { Identity } from './auth.ts';
 import { HttpError } from './http.ts';
 
-export type Tx = postgres.TransactionSql;
+export type Rows = postgres.RowList<postgres.Row[]>;
+export type Statement = (sql: postgres.Sql) => postgres.PendingQuery<postgres.Row[]>;
 
 export interface Database {
-  /** Runs `work` in one transaction as `who`. */
-  as<T>(who: Identity, work: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Runs one statement in its own transaction as `who`. BEGIN, the role and claims, the
+   * statement and COMMIT are pipelined: one round trip. If anything fails, the COMMIT becomes
+   * a ROLLBACK on the server and the first error is thrown, so nothing is half written.
+   */
+  as(who: Identity, statement: Statement): Promise<Rows>;
   end(): Promise<void>;
 }
 
@@ -33,17 +38,22 @@ export function createDatabase(options: DatabaseOptions): Database {
     connection: { application_name: 'calls-function' },
   });
   return {
-    async as<T>(who: Identity, work: (tx: Tx) => Promise<T>): Promise<T> {
-      return (await sql.begin(async (tx) => {
-        // Sent at once and pipelined with the work's first statement: no round trip of its own.
-        const context = tx`select set_config('role', ${who.role}, true),
-                                  set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true),
-                                  set_config('statement_timeout', ${statementTimeout}, true)`.execute();
-        const [setup, result] = await Promise.allSettled([context, work(tx)]);
-        if (setup.status === 'rejected') throw setup.reason;
-        if (result.status === 'rejected') throw result.reason;
-        return result.value;
-      })) as T;
+    async as(who: Identity, statement: Statement): Promise<Rows> {
+      const connection = await sql.reserve();
+      try {
+        const begin = connection`begin`.execute();
+        const context = connection`select set_config('role', ${who.role}, true),
+                                         set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true),
+                                         set_config('statement_timeout', ${statementTimeout}, true)`.execute();
+        const main = statement(connection).execute();
+        const commit = connection`commit`.execute();
+        const settled = await Promise.allSettled([begin, context, main, commit]);
+        const failed = settled.find((s) => s.status === 'rejected');
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+        return await main;
+      } finally {
+        connection.release();
+      }
     },
     end: () => sql.end({ timeout: 5 }),
   };
