@@ -19,39 +19,41 @@ $$;
 -- source: supabase/postgres migrations/db/init-scripts/00000000000000-initial-schema.sql,
 --         00000000000001-auth-schema.sql, 00000000000002-storage-schema.sql
 -- ---------------------------------------------------------------------------------------------
+-- Passwords are set only on roles created here (local value 'postgres', as the CLI uses), never
+-- on roles that already exist in the cluster.
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = 'postgres') then
-    create role postgres;
+    create role postgres login password 'postgres';
   end if;
   if not exists (select 1 from pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
+    create role anon;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
+    create role authenticated;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
+    create role service_role;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'authenticator') then
-    create role authenticator;
+    create role authenticator login password 'postgres';
   end if;
   if not exists (select 1 from pg_roles where rolname = 'supabase_storage_admin') then
-    create role supabase_storage_admin;
+    create role supabase_storage_admin login password 'postgres';
   end if;
 end
 $$;
 
 -- `postgres` is not a superuser on Supabase: migrations run as this role, locally and hosted.
-alter role postgres nosuperuser login createdb createrole replication bypassrls password 'postgres';
+alter role postgres nosuperuser login createdb createrole replication bypassrls;
 alter role postgres set search_path = "$user", public, extensions;
 alter role anon nologin inherit;
 alter role authenticated nologin inherit;
 alter role service_role nologin inherit bypassrls;
 -- PostgREST logs in as authenticator and switches to the request's role.
-alter role authenticator login noinherit password 'postgres';
+alter role authenticator login noinherit;
 -- source: supabase/postgres migrations/db/init-scripts/00000000000002-storage-schema.sql
-alter role supabase_storage_admin login noinherit nobypassrls createrole password 'postgres';
+alter role supabase_storage_admin login noinherit nobypassrls;
 alter role supabase_storage_admin set search_path = storage;
 
 grant anon, authenticated, service_role to postgres;
