@@ -44,6 +44,15 @@ export function connectionUrl(port: number, database = 'postgres', user = ADMIN_
   return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
 }
 
+/** `url` with another database (and optionally another user and password). */
+export function withDatabase(url: string, database: string, user?: string, password?: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  if (user) u.username = user;
+  if (password) u.password = password;
+  return u.toString();
+}
+
 /** The pid of the Postgres running on `dataDir`, or null when none is. */
 export function postmasterPid(dataDir: string): number | null {
   try {

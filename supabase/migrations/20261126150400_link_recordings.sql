@@ -109,35 +109,7 @@ begin
       end if;
     end if;
 
-    if tg_op = 'INSERT' then
-      if parsed.call_sid is null then
-        return null;
-      end if;
-      perform call_recordings.lock_call(parsed.call_sid);
-      insert into public.recordings as r
-        (object_id, bucket_id, object_name, call_sid, recording_sid, restaurant_id, recorded_on,
-         size_bytes, mime_type, object_version, url, write_seq)
-      values
-        (new.id, new.bucket_id, new.name, parsed.call_sid, parsed.recording_sid, parsed.restaurant_id,
-         parsed.recorded_on,
-         case when new.metadata ->> 'size' ~ '^[0-9]{1,18}$' then (new.metadata ->> 'size')::bigint end,
-         new.metadata ->> 'mimetype', new.version, url, nextval('call_recordings.write_seq'))
-      on conflict (object_id) do update set
-        bucket_id = excluded.bucket_id, object_name = excluded.object_name, call_sid = excluded.call_sid,
-        recording_sid = excluded.recording_sid, restaurant_id = excluded.restaurant_id,
-        recorded_on = excluded.recorded_on, size_bytes = excluded.size_bytes,
-        mime_type = excluded.mime_type, object_version = excluded.object_version, url = excluded.url,
-        write_seq = excluded.write_seq, updated_at = now();
-      -- The object just written is the call's newest recording: no need to look the others up.
-      update public.calls c
-      set audio_url = url,
-          restaurant_id = coalesce(c.restaurant_id, (select x.id from public.restaurants x
-                                                     where x.id = parsed.restaurant_id))
-      where c.call_sid = parsed.call_sid;
-      return null;
-    end if;
-
-    -- UPDATE (overwrite, move, metadata) and DELETE: start from the recording the object was.
+    -- DELETE: the recording goes; the call falls back to its previous one.
     if tg_op = 'DELETE' then
       delete from public.recordings r where r.object_id = old.id returning r.call_sid into old_call_sid;
       if old_call_sid is not null then
@@ -147,41 +119,59 @@ begin
       return null;
     end if;
 
-    select r.call_sid into old_call_sid from public.recordings r where r.object_id = old.id;
-    if old_call_sid is null and parsed.call_sid is null then
-      return null;
-    end if;
-    perform call_recordings.lock_call(s)
-    from (select distinct s from unnest(array[old_call_sid, parsed.call_sid]) s where s is not null order by s) t;
-
-    if parsed.call_sid is null then
-      -- moved out of a watched bucket or to a name that is not a recording
-      delete from public.recordings r where r.object_id = old.id;
+    if tg_op = 'INSERT' then
+      if parsed.call_sid is null then
+        return null;
+      end if;
+      perform call_recordings.lock_call(parsed.call_sid);
+      is_write := true;
     else
+      -- UPDATE (overwrite, move, metadata): start from the recording the object was, if any.
+      select r.call_sid into old_call_sid from public.recordings r where r.object_id = old.id;
+      if old_call_sid is null and parsed.call_sid is null then
+        return null;
+      end if;
+      perform call_recordings.lock_call(s)
+      from (select distinct s from unnest(array[old_call_sid, parsed.call_sid]) s where s is not null order by s) t;
+      if parsed.call_sid is null then
+        -- moved out of a watched bucket or to a name that is not a recording
+        delete from public.recordings r where r.object_id = old.id;
+        perform call_recordings.relink_call(old_call_sid);
+        return null;
+      end if;
       is_write := new.version is distinct from old.version
                   or new.name is distinct from old.name
                   or new.bucket_id is distinct from old.bucket_id;
-      insert into public.recordings as r
-        (object_id, bucket_id, object_name, call_sid, recording_sid, restaurant_id, recorded_on,
-         size_bytes, mime_type, object_version, url, write_seq)
-      values
-        (new.id, new.bucket_id, new.name, parsed.call_sid, parsed.recording_sid, parsed.restaurant_id,
-         parsed.recorded_on,
-         case when new.metadata ->> 'size' ~ '^[0-9]{1,18}$' then (new.metadata ->> 'size')::bigint end,
-         new.metadata ->> 'mimetype', new.version, url, nextval('call_recordings.write_seq'))
-      on conflict (object_id) do update set
-        bucket_id = excluded.bucket_id, object_name = excluded.object_name, call_sid = excluded.call_sid,
-        recording_sid = excluded.recording_sid, restaurant_id = excluded.restaurant_id,
-        recorded_on = excluded.recorded_on, size_bytes = excluded.size_bytes,
-        mime_type = excluded.mime_type, object_version = excluded.object_version, url = excluded.url,
-        write_seq = case when is_write then excluded.write_seq else r.write_seq end,
-        updated_at = now();
     end if;
 
-    if old_call_sid is not null and old_call_sid is distinct from parsed.call_sid then
-      perform call_recordings.relink_call(old_call_sid);
-    end if;
-    if parsed.call_sid is not null then
+    insert into public.recordings as r
+      (object_id, bucket_id, object_name, call_sid, recording_sid, restaurant_id, recorded_on,
+       size_bytes, mime_type, object_version, url, write_seq)
+    values
+      (new.id, new.bucket_id, new.name, parsed.call_sid, parsed.recording_sid, parsed.restaurant_id,
+       parsed.recorded_on,
+       case when new.metadata ->> 'size' ~ '^[0-9]{1,18}$' then (new.metadata ->> 'size')::bigint end,
+       new.metadata ->> 'mimetype', new.version, url, nextval('call_recordings.write_seq'))
+    on conflict (object_id) do update set
+      bucket_id = excluded.bucket_id, object_name = excluded.object_name, call_sid = excluded.call_sid,
+      recording_sid = excluded.recording_sid, restaurant_id = excluded.restaurant_id,
+      recorded_on = excluded.recorded_on, size_bytes = excluded.size_bytes,
+      mime_type = excluded.mime_type, object_version = excluded.object_version, url = excluded.url,
+      -- a metadata-only update does not make a recording newer
+      write_seq = case when is_write then excluded.write_seq else r.write_seq end,
+      updated_at = now();
+
+    if tg_op = 'INSERT' then
+      -- The object just written is the call's newest recording: no need to look the others up.
+      update public.calls c
+      set audio_url = url,
+          restaurant_id = coalesce(c.restaurant_id, (select x.id from public.restaurants x
+                                                     where x.id = parsed.restaurant_id))
+      where c.call_sid = parsed.call_sid;
+    else
+      if old_call_sid is not null and old_call_sid <> parsed.call_sid then
+        perform call_recordings.relink_call(old_call_sid);
+      end if;
       perform call_recordings.relink_call(parsed.call_sid);
     end if;
     return null;

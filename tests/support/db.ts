@@ -4,6 +4,7 @@ import { afterAll, beforeAll, inject } from 'vitest';
 import postgres, { type Sql, type TransactionSql } from 'postgres';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { StorageServer, setRequestContext, type Identity, SERVICE_ROLE } from '../../local/storage-writes.ts';
+import { withDatabase } from '../../local/cluster.ts';
 
 export { SERVICE_ROLE, type Identity };
 export const ANON: Identity = { role: 'anon', claims: { role: 'anon' } };
@@ -30,14 +31,6 @@ export interface TestDatabase {
   storage: StorageServer;
   /** Runs `fn` in one transaction as `who`, the way PostgREST and our function do. */
   as<T>(who: Identity, fn: (tx: TransactionSql) => Promise<T>): Promise<T>;
-}
-
-function withDatabase(url: string, database: string, user?: string, password?: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  if (user) u.username = user;
-  if (password) u.password = password;
-  return u.toString();
 }
 
 export function useTestDatabase(): TestDatabase {

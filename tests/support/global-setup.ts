@@ -8,7 +8,7 @@ import postgres from 'postgres';
 import { mkdtempSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startCluster, type Cluster } from '../../local/cluster.ts';
+import { freePort, startCluster, withDatabase, type Cluster } from '../../local/cluster.ts';
 import { applyMigrations, applyPlatformModel } from '../../local/database.ts';
 
 declare module 'vitest' {
@@ -17,14 +17,6 @@ declare module 'vitest' {
     templateDatabase: string;
     platformModelApplied: boolean;
   }
-}
-
-function withDatabase(url: string, database: string, user?: string, password?: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  if (user) u.username = user;
-  if (password) u.password = password;
-  return u.toString();
 }
 
 export default async function setup(project: TestProject) {
