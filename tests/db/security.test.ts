@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useTestDatabase } from '../support/db.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { ROOT } from '../../local/database.ts';
 
 const db = useTestDatabase();
@@ -89,6 +91,14 @@ describe('security invariants', () => {
     const history = await db.admin`select version from supabase_migrations.schema_migrations order by version`;
     const files = readdirSync(join(ROOT, 'supabase', 'migrations')).map((f) => f.split('_')[0]).sort();
     expect(history.map((h) => h.version)).toEqual(files);
+  });
+
+  it('passes Supabase\'s own security and performance advisors (splinter) at level warn', async () => {
+    const url = new URL(db.url('postgres', 'postgres'));
+    url.searchParams.set('sslmode', 'disable');
+    const { stdout, stderr } = await promisify(execFile)(join(ROOT, 'node_modules', '.bin', 'supabase'),
+      ['db', 'advisors', '--db-url', url.toString(), '--type', 'all', '--level', 'warn', '--fail-on', 'warn'], { cwd: ROOT });
+    expect(stdout + stderr).toContain('No issues found');
   });
 
   it('publishes calls to Realtime', async () => {
