@@ -8,8 +8,10 @@
 --   current_recording_url  a call's current recording is its recording with the highest write_seq
 --   recorded_restaurant    a call without a restaurant takes the newest dated path's, if it exists
 --   relink_call            audio_url = current recording's URL, else explicit_audio_url, else null
--- Every writer of a call's links takes lock_call(call_sid) first, so a call saved concurrently
--- with its upload always sees the other side (both orders, any delay).
+-- Recording writes, call inserts and parking take lock_call(call_sid) before touching the call's
+-- row, so a call saved concurrently with its upload always sees the other side (both orders,
+-- any delay). An UPDATE of explicit_audio_url holds the row lock instead, and never waits for
+-- lock_call while holding it (that would deadlock with a linker).
 
 create function call_recordings.lock_call(call_sid text) returns void
 language sql volatile
@@ -52,18 +54,15 @@ create function call_recordings.relink_call(call_sid text) returns boolean
 language sql volatile
 set search_path = ''
 as $$
-  with target as (
-    select c.id,
-           coalesce(call_recordings.current_recording_url(c.call_sid), c.explicit_audio_url) as audio_url,
-           coalesce(c.restaurant_id, call_recordings.recorded_restaurant(c.call_sid)) as restaurant_id
-    from public.calls c
-    where c.call_sid = relink_call.call_sid
-  ), changed as (
+  -- Computed from the row being updated (not from an earlier read of it), so a concurrent
+  -- change of explicit_audio_url is never overwritten with a stale value.
+  with changed as (
     update public.calls c
-    set audio_url = t.audio_url, restaurant_id = t.restaurant_id
-    from target t
-    where c.id = t.id
-      and (c.audio_url is distinct from t.audio_url or c.restaurant_id is distinct from t.restaurant_id)
+    set audio_url = coalesce(call_recordings.current_recording_url(c.call_sid), c.explicit_audio_url),
+        restaurant_id = coalesce(c.restaurant_id, call_recordings.recorded_restaurant(c.call_sid))
+    where c.call_sid = relink_call.call_sid
+      and (c.audio_url is distinct from coalesce(call_recordings.current_recording_url(c.call_sid), c.explicit_audio_url)
+           or (c.restaurant_id is null and call_recordings.recorded_restaurant(c.call_sid) is not null))
     returning 1
   )
   select exists (select 1 from changed)
@@ -209,8 +208,11 @@ as $$
 declare
   parked text;
 begin
-  perform call_recordings.lock_call(new.call_sid);
   if tg_op = 'INSERT' then
+    -- Before the row exists, so nobody can hold its row lock while waiting for ours. (An UPDATE
+    -- already holds the row lock here: it must not wait for this lock, or it would deadlock
+    -- with a linker holding it; the row lock alone orders it with the linkers' updates.)
+    perform call_recordings.lock_call(new.call_sid);
     delete from call_recordings.pending_audio p where p.call_sid = new.call_sid
     returning p.audio_url into parked;
     new.explicit_audio_url := coalesce(new.explicit_audio_url, parked);

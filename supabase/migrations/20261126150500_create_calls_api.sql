@@ -46,8 +46,9 @@ begin
     metadata = case when call ? 'metadata' then excluded.metadata else c.metadata end,
     -- An audio URL is only ever replaced by another one, never by null.
     explicit_audio_url = coalesce(excluded.explicit_audio_url, c.explicit_audio_url)
-  -- A call never moves between restaurants through save.
-  where c.restaurant_id is null or excluded.restaurant_id is null or c.restaurant_id = excluded.restaurant_id
+  -- A call never moves between restaurants through save. (given, not excluded: the insert
+  -- trigger may have filled excluded.restaurant_id from a recording path.)
+  where c.restaurant_id is null or given.restaurant_id is null or c.restaurant_id = given.restaurant_id
   returning c.* into saved;
 
   if saved.id is null then

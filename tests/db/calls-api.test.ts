@@ -51,6 +51,16 @@ describe('save_call', () => {
     expect(row).toEqual({ restaurant_id: 'a', customer_name: null });
   });
 
+  it('keeps answering a save without restaurant_id after recordings under two restaurants', async () => {
+    await db.admin`insert into public.restaurants (id) values ('r-one'), ('r-two') on conflict do nothing`;
+    const sid = callSid();
+    await db.storage.upload('call-recordings', `call-recordings/r-one/2026-01-01/${sid}.mp3`);
+    expect((await save({ call_sid: sid })).restaurant_id).toBe('r-one');
+    await db.storage.upload('call-recordings', `call-recordings/r-two/2026-01-02/${sid}.mp3`);
+    const again = await save({ call_sid: sid, customer_name: 'x' });
+    expect(again).toMatchObject({ restaurant_id: 'r-one', customer_name: 'x' });
+  });
+
   it.each([
     ['a missing call_sid', { call_sid: null }, 'PT400'],
     ['a malformed call_sid', { call_sid: 'CA123' }, 'PT400'],

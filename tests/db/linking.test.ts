@@ -180,6 +180,32 @@ describe('order independence', () => {
     expect(rows).toHaveLength(sids.length);
     for (const row of rows) expect(row.audio_url).toBe(row.url);
   });
+  it('does not deadlock when an audio URL is set while the same call\'s recording is being linked', async () => {
+    const sid = callSid();
+    const name = `${sid}_${recordingSid()}.mp3`;
+    await save({ call_sid: sid });
+    let release!: () => void;
+    let locked!: () => void;
+    const released = new Promise<void>((resolve) => { release = resolve; });
+    const holding = new Promise<void>((resolve) => { locked = resolve; });
+    // The linker holds the call's lock; meanwhile update-audio takes the call's row lock.
+    const upload = db.admin.begin(async (tx) => {
+      await tx`select call_recordings.lock_call(${sid})`;
+      locked();
+      await released;
+      await setRequestContext(tx, SERVICE_ROLE);
+      await writeObject(tx, BUCKET, name);
+    });
+    await holding;
+    const update = db.as(SERVICE_ROLE, (tx) => tx`select public.update_call_audio(${sid}, 'https://cdn.example.com/e.mp3')`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    release();
+    await Promise.all([upload, update]);
+    const call = await callRow(sid);
+    expect(call.audio_url).toBe(privateUrl(BUCKET, name));
+    expect(call.explicit_audio_url).toBe('https://cdn.example.com/e.mp3');
+    expect(await linkErrors()).toEqual([]);
+  });
 });
 
 describe('overwrite, move, delete', () => {

@@ -63,6 +63,7 @@ const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
   'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
   '57P01', '57P02', '57P03', '53300', '53400', '08000', '08001', '08003', '08004', '08006', '57014', '55P03',
+  '40001', '40P01', // serialization failure, deadlock: transient, the same request can succeed
 ]);
 
 /** Maps a database error to the client's answer; null when it is not the client's doing. */
