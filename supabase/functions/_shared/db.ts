@@ -95,6 +95,7 @@ export function httpErrorFromDatabase(error: unknown): HttpError | null {
         field ? [{ field, message: 'the value is not accepted' }] : undefined);
     }
     case '22P02':
+    case '22P05':
     case '22003':
     case '22007':
     case '22008':

@@ -79,11 +79,41 @@ export async function readJson(req: Request): Promise<unknown> {
     throw new HttpError(400, 'invalid_json', 'The request body is not valid UTF-8.');
   }
   if (text.trim() === '') throw new HttpError(400, 'invalid_json', 'The request body is empty; send a JSON object.');
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (error) {
     throw new HttpError(400, 'invalid_json', `The request body is not valid JSON: ${(error as Error).message}`);
   }
+  checkStorable(value);
+  return value;
+}
+
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Postgres cannot store U+0000 in text or jsonb, and very deep nesting exhausts JSON
+ * serialisers: both are the client's doing, so they are a 400 here rather than a failure later.
+ */
+function checkStorable(root: unknown): void {
+  const stack: [unknown, string, number][] = [[root, '', 0]];
+  while (stack.length > 0) {
+    const [value, path, depth] = stack.pop()!;
+    const field = path || '(body)';
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) throw unstorable(field, 'contains a NUL character (\\u0000)');
+    } else if (value !== null && typeof value === 'object') {
+      if (depth >= MAX_JSON_DEPTH) throw unstorable(field, `nests deeper than ${MAX_JSON_DEPTH} levels`);
+      for (const [key, child] of Object.entries(value)) {
+        if (key.includes('\u0000')) throw unstorable(field, 'has a key with a NUL character (\\u0000)');
+        stack.push([child, path ? `${path}.${key}` : key, depth + 1]);
+      }
+    }
+  }
+}
+
+function unstorable(field: string, message: string): HttpError {
+  return new HttpError(400, 'invalid_request', `Invalid body: ${field}: ${message}`, [{ field, message }]);
 }
 
 function tooLarge(): HttpError {
