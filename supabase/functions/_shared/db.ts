@@ -1,19 +1,56 @@
 // Postgres access for functions: one small pool per worker (postgres.js, prepare: false for the
 // transaction-mode pooler), and every request in one transaction that first takes the caller's
 // role and claims exactly as PostgREST does, so RLS decides as it does through the Data API.
+//
+// One round trip per request: the role, the claims and the statement travel as ONE simple-query
+// message, which Postgres runs as one implicit transaction (all of it commits, or none of it).
+// postgres.js sends every statement with bind parameters as describe-then-execute when prepared
+// statements are off (2 round trips each, and nothing pipelines behind it), so values are written
+// as escaped literals instead — by `sql` below, the only way statements are built here.
 import postgres from 'postgres';
 import type { Identity } from './auth.ts';
 import { HttpError } from './http.ts';
 
 export type Rows = postgres.RowList<postgres.Row[]>;
-export type Statement = (sql: postgres.Sql) => postgres.PendingQuery<postgres.Row[]>;
+
+/** A statement whose values are already literals. Build it with `sql`. */
+export interface Statement {
+  readonly text: string;
+}
+
+/** A value `sql` can write as a literal; `json(x)` for a jsonb value. */
+export type SqlValue = string | number | boolean | null | undefined | JsonValue;
+interface JsonValue {
+  readonly json: unknown;
+}
+export const json = (value: unknown): JsonValue => ({ json: value });
+
+/** SQL literal for `value`: E'…' strings (independent of standard_conforming_strings). */
+export function literal(value: SqlValue): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new TypeError(`not a finite number: ${value}`);
+    return `(${String(value)})`;
+  }
+  if (typeof value === 'object') return `${literal(JSON.stringify(value.json))}::jsonb`;
+  if (value.includes('\u0000')) {
+    throw new HttpError(400, 'invalid_request', 'A value contains a NUL character (\\u0000), which Postgres cannot store.');
+  }
+  return `E'${value.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+}
+
+/** Tagged template: `sql\`select f(${x})\`` with every interpolation written by `literal`. */
+export function sql(strings: TemplateStringsArray, ...values: SqlValue[]): Statement {
+  let text = strings[0];
+  values.forEach((value, i) => {
+    text += literal(value) + strings[i + 1];
+  });
+  return { text };
+}
 
 export interface Database {
-  /**
-   * Runs one statement in its own transaction as `who`. BEGIN, the role and claims, the
-   * statement and COMMIT are pipelined: one round trip. If anything fails, the COMMIT becomes
-   * a ROLLBACK on the server and the first error is thrown, so nothing is half written.
-   */
+  /** Runs `statement` as `who`, in one transaction, in one round trip. */
   as(who: Identity, statement: Statement): Promise<Rows>;
   end(): Promise<void>;
 }
@@ -28,8 +65,8 @@ export interface DatabaseOptions {
 }
 
 export function createDatabase(options: DatabaseOptions): Database {
-  const statementTimeout = `${Math.round((options.statementTimeoutSeconds ?? 8) * 1000)}`;
-  const sql = postgres(options.url, {
+  const timeoutMs = Math.round((options.statementTimeoutSeconds ?? 8) * 1000);
+  const pool = postgres(options.url, {
     prepare: false,
     max: options.max ?? 5,
     idle_timeout: 60,
@@ -39,23 +76,13 @@ export function createDatabase(options: DatabaseOptions): Database {
   });
   return {
     async as(who: Identity, statement: Statement): Promise<Rows> {
-      const connection = await sql.reserve();
-      try {
-        const begin = connection`begin`.execute();
-        const context = connection`select set_config('role', ${who.role}, true),
-                                         set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true),
-                                         set_config('statement_timeout', ${statementTimeout}, true)`.execute();
-        const main = statement(connection).execute();
-        const commit = connection`commit`.execute();
-        const settled = await Promise.allSettled([begin, context, main, commit]);
-        const failed = settled.find((s) => s.status === 'rejected');
-        if (failed) throw (failed as PromiseRejectedResult).reason;
-        return await main;
-      } finally {
-        connection.release();
-      }
+      const context = sql`select set_config('role', ${who.role}, true),
+                                 set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true),
+                                 set_config('statement_timeout', ${String(timeoutMs)}, true)`;
+      const results = (await pool.unsafe(`${context.text};\n${statement.text}`).simple()) as unknown as Rows[];
+      return results[results.length - 1];
     },
-    end: () => sql.end({ timeout: 5 }),
+    end: () => pool.end({ timeout: 5 }),
   };
 }
 

@@ -3,7 +3,7 @@
 // The rules (linking, upserts, who sees what) live in SQL; this file only adapts HTTP to them.
 import type { Authenticate, Identity } from '../_shared/auth.ts';
 import type { Database } from '../_shared/db.ts';
-import { httpErrorFromDatabase } from '../_shared/db.ts';
+import { httpErrorFromDatabase, json as jsonb, sql } from '../_shared/db.ts';
 import { errorResponse, HttpError, json, preflight, readJson } from '../_shared/http.ts';
 import { parseInput } from '../_shared/validation.ts';
 import { detailsParams, historyQuery, listQuery, saveBody, updateAudioBody } from './schemas.ts';
@@ -41,8 +41,7 @@ function queryObject(url: URL): Record<string, string> {
 }
 
 async function updateAudio(deps: CallsDeps, who: Identity, callSid: string, audioUrl: string, retryCount = 0) {
-  const [row] = await deps.db.as(who, (tx) =>
-    tx`select to_jsonb(c) as call from public.update_call_audio(${callSid}, ${audioUrl}) c where c.id is not null`);
+  const [row] = await deps.db.as(who, sql`select to_jsonb(c) as call from public.update_call_audio(${callSid}, ${audioUrl}) c where c.id is not null`);
   if (row) return json({ success: true, call: row.call });
   const retry = retryCount < MAX_RETRIES;
   throw new HttpError(404, 'call_not_found', `No call ${callSid} yet.`, undefined,
@@ -85,8 +84,7 @@ const routes: Route[] = [
       const { call_id, update_audio_only, retry_count, ...fields } = body;
       const callSid = (body.call_sid ?? call_id)!;
       if (update_audio_only) return await updateAudio(deps, who, callSid, body.audio_url!, retry_count);
-      const [row] = await deps.db.as(who, (tx) =>
-        tx`select to_jsonb(c) as call from public.save_call(${tx.json({ ...fields, call_sid: callSid } as never)}) c`);
+      const [row] = await deps.db.as(who, sql`select to_jsonb(c) as call from public.save_call(${jsonb({ ...fields, call_sid: callSid })}) c`);
       return json({ success: true, call: row.call });
     },
   },
@@ -103,7 +101,7 @@ const routes: Route[] = [
     path: /^\/calls\/details\/([^/]+)\/?$/,
     async handle({ params, who }, deps) {
       const { id } = parseInput(detailsParams, { id: decodePathSegment(params[0]) }, 'path');
-      const [row] = await deps.db.as(who, (tx) => tx`select public.get_call(${id}) as call`);
+      const [row] = await deps.db.as(who, sql`select public.get_call(${id}) as call`);
       if (!row.call) throw new HttpError(404, 'call_not_found', `No call ${id}.`);
       return json({ success: true, call: row.call });
     },
@@ -113,7 +111,7 @@ const routes: Route[] = [
     path: /^\/calls\/list\/?$/,
     async handle({ url, who }, deps) {
       const q = parseInput(listQuery, queryObject(url), 'query');
-      const [row] = await deps.db.as(who, (tx) => tx`
+      const [row] = await deps.db.as(who, sql`
         select coalesce(jsonb_agg(to_jsonb(c) - 'ordinality' order by c.ordinality), '[]') as calls
         from public.list_calls(restaurant_id => ${q.backend ?? null}::text, search => ${q.search ?? null}::text,
                                max_rows => ${q.limit ?? 50}::int, skip_rows => ${q.offset ?? 0}::int) with ordinality c`);
@@ -127,7 +125,7 @@ const routes: Route[] = [
       const q = parseInput(historyQuery, queryObject(url), 'query');
       const [beforeDate, beforeId] = q.cursor ? decodeCursor(q.cursor) : [null, null];
       const limit = q.limit ?? 50;
-      const [row] = await deps.db.as(who, (tx) => tx`
+      const [row] = await deps.db.as(who, sql`
         select coalesce(jsonb_agg(to_jsonb(c) - 'ordinality' order by c.ordinality), '[]') as calls
         from public.list_calls(restaurant_id => ${q.restaurant ?? null}::text, search => ${q.search ?? null}::text,
                                date_from => ${q.from ?? null}::timestamptz, date_to => ${q.to ?? null}::timestamptz,
