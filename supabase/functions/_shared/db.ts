@@ -58,29 +58,61 @@ export interface Database {
 export interface DatabaseOptions {
   url: string;
   max?: number;
-  /** Seconds a statement may run before the database cancels it. */
+  /** Seconds a statement may run before the database cancels it (default 8). */
   statementTimeoutSeconds?: number;
-  /** Seconds to wait for a connection before answering 503. */
+  /** Seconds to wait for a connection before answering 503 (default 5). */
   connectTimeoutSeconds?: number;
 }
 
+/** Raised when a request got no answer from the database within its deadline. */
+export class DeadlineExceeded extends Error {
+  readonly code = 'DEADLINE_EXCEEDED';
+}
+
 export function createDatabase(options: DatabaseOptions): Database {
-  const timeoutMs = Math.round((options.statementTimeoutSeconds ?? 8) * 1000);
-  const pool = postgres(options.url, {
+  const statementMs = Math.round((options.statementTimeoutSeconds ?? 8) * 1000);
+  const connectSeconds = options.connectTimeoutSeconds ?? 5;
+  // Every request is answered by then: the statement timeout, or the connect timeout, plus a second.
+  const deadlineMs = Math.max(statementMs, connectSeconds * 1000) + 1000;
+  const open = () => postgres(options.url, {
     prepare: false,
     max: options.max ?? 5,
     idle_timeout: 60,
-    connect_timeout: options.connectTimeoutSeconds ?? 5,
+    connect_timeout: connectSeconds,
     onnotice: () => {},
     connection: { application_name: 'calls-function' },
   });
+  let pool = open();
+
   return {
     async as(who: Identity, statement: Statement): Promise<Rows> {
       const context = sql`select set_config('role', ${who.role}, true),
                                  set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true),
-                                 set_config('statement_timeout', ${String(timeoutMs)}, true)`;
-      const results = (await pool.unsafe(`${context.text};\n${statement.text}`).simple()) as unknown as Rows[];
-      return results[results.length - 1];
+                                 set_config('statement_timeout', ${String(statementMs)}, true)`;
+      const used = pool;
+      const query = used.unsafe(`${context.text};\n${statement.text}`).simple();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DeadlineExceeded(`no answer from the database within ${deadlineMs} ms`)), deadlineMs);
+      });
+      try {
+        const results = (await Promise.race([query, deadline])) as unknown as Rows[];
+        return results[results.length - 1];
+      } catch (error) {
+        if (error instanceof DeadlineExceeded) {
+          // postgres.js can leave a query pending forever when the server goes away mid-way
+          // (porsager/postgres#1193). The statement timeout has passed, so the server is not
+          // running it: drop the whole pool, its stuck connections with it, and start afresh.
+          query.catch(() => {});
+          if (pool === used) {
+            pool = open();
+            used.end({ timeout: 0 }).catch(() => {});
+          }
+        }
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
     },
     end: () => pool.end({ timeout: 5 }),
   };
@@ -88,7 +120,7 @@ export function createDatabase(options: DatabaseOptions): Database {
 
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
-  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'DEADLINE_EXCEEDED',
   '57P01', '57P02', '57P03', '53300', '53400', '08000', '08001', '08003', '08004', '08006', '57014', '55P03',
   '40001', '40P01', // serialization failure, deadlock: transient, the same request can succeed
 ]);
