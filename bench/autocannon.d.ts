@@ -1,0 +1,2 @@
+// autocannon ships no type declarations; bench/load.ts describes the part it uses.
+declare module 'autocannon';
