@@ -138,7 +138,10 @@ async function route(request: Request): Promise<Response> {
   }
 }
 
+// One line per request only when asked (FUNCTIONS_LOG_REQUESTS=1): it costs a write per request.
+const logRequests = Deno.env.get('FUNCTIONS_LOG_REQUESTS') === '1';
 async function handle(request: Request): Promise<Response> {
+  if (!logRequests) return await route(request);
   const started = performance.now();
   const response = await route(request);
   const { pathname } = new URL(request.url);

@@ -30,15 +30,14 @@ function looksLikeJwt(token: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
 }
 
-async function digest(value: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(value)));
-}
+const encoder = new TextEncoder();
 
-/** Constant-time comparison of `candidate` against every configured secret key. */
-async function isSecretKey(candidate: string, keyDigests: Uint8Array[]): Promise<boolean> {
-  const probe = await digest(candidate);
+/** Constant-time comparison of `candidate` with every configured secret key (lengths are public). */
+function isSecretKey(candidate: string, keys: Uint8Array[]): boolean {
+  const probe = encoder.encode(candidate);
   let match = false;
-  for (const key of keyDigests) {
+  for (const key of keys) {
+    if (key.length !== probe.length) continue;
     let diff = 0;
     for (let i = 0; i < key.length; i++) diff |= key[i] ^ probe[i];
     match = match || diff === 0;
@@ -47,7 +46,7 @@ async function isSecretKey(candidate: string, keyDigests: Uint8Array[]): Promise
 }
 
 export function createAuthenticator(config: AuthConfig): Authenticate {
-  const keyDigests = Promise.all(config.secretKeys.filter(Boolean).map(digest));
+  const secretKeys = config.secretKeys.filter(Boolean).map((key) => encoder.encode(key));
   const symmetric = (config.jwks?.keys ?? []).filter((k) => k.kty === 'oct');
   const asymmetric = config.jwks
     ? createLocalJWKSet({ keys: config.jwks.keys.filter((k) => k.kty !== 'oct') })
@@ -88,10 +87,8 @@ export function createAuthenticator(config: AuthConfig): Authenticate {
     const authorization = req.headers.get('authorization') ?? '';
     const bearer = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1] ?? '';
     const apikey = req.headers.get('apikey') ?? '';
-    const digests = await keyDigests;
-
     for (const token of [bearer, apikey]) {
-      if (token.startsWith('sb_secret_') && await isSecretKey(token, digests)) return SERVICE;
+      if (token.startsWith('sb_secret_') && isSecretKey(token, secretKeys)) return SERVICE;
     }
     // A JWT in Authorization (a user session or a legacy key), else a legacy key in apikey.
     for (const token of [bearer, apikey]) {
