@@ -102,21 +102,43 @@ returns call_recordings.recording_name
 language plpgsql immutable parallel safe
 set search_path = ''
 as $$
+-- String functions and open-ended patterns with length checks: this runs on every upload, and
+-- Postgres's regex engine is slow on bounded repetitions such as [0-9a-f]{32}.
 declare
-  m text[];
+  parts text[];
+  base text;
+  y int;
+  m int;
+  d int;
 begin
-  -- call-recordings/<restaurant>/<YYYY-MM-DD>/<CallSid>[_<RecordingSid>].<mp3|wav>
-  m := regexp_match(name, '^call-recordings/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/([0-9]{4})-([0-9]{2})-([0-9]{2})/(CA[0-9a-f]{32})(?:_(RE[0-9a-f]{32}))?\.(?:[mM][pP]3|[wW][aA][vV])$');
-  if m is not null
-     and m[2]::int >= 1
-     and m[3]::int between 1 and 12
-     and m[4]::int between 1 and extract(day from make_date(m[2]::int, m[3]::int, 1) + interval '1 month - 1 day') then
-    return row(m[5], m[6], m[1], make_date(m[2]::int, m[3]::int, m[4]::int))::call_recordings.recording_name;
+  if lower(right(name, 4)) not in ('.mp3', '.wav') then
+    return null;
   end if;
-  -- [<folders>/]<CallSid>_<RecordingSid>.<mp3|wav>
-  m := regexp_match(name, '^(?:.*/)?(CA[0-9a-f]{32})_(RE[0-9a-f]{32})\.(?:[mM][pP]3|[wW][aA][vV])$');
-  if m is not null then
-    return row(m[1], m[2], null, null)::call_recordings.recording_name;
+  -- call-recordings/<restaurant>/<YYYY-MM-DD>/<CallSid>[_<RecordingSid>].<mp3|wav>
+  if starts_with(name, 'call-recordings/') then
+    parts := string_to_array(name, '/');
+    if array_length(parts, 1) = 4
+       and length(parts[2]) <= 64 and parts[2] ~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$'
+       and length(parts[3]) = 10 and parts[3] ~ '^[0-9]+-[0-9]+-[0-9]+$'
+       and substr(parts[3], 5, 1) = '-' and substr(parts[3], 8, 1) = '-' then
+      base := left(parts[4], -4);
+      y := substr(parts[3], 1, 4)::int;
+      m := substr(parts[3], 6, 2)::int;
+      d := substr(parts[3], 9, 2)::int;
+      if y >= 1 and m between 1 and 12
+         and d between 1 and extract(day from make_date(y, m, 1) + interval '1 month - 1 day')
+         and ((length(base) = 34 and base ~ '^CA[0-9a-f]+$')
+              or (length(base) = 69 and base ~ '^CA[0-9a-f]+_RE[0-9a-f]+$' and substr(base, 35, 1) = '_')) then
+        return row(left(base, 34), nullif(substr(base, 36), ''), parts[2], make_date(y, m, d))::call_recordings.recording_name;
+      end if;
+    end if;
+  end if;
+  -- [<folders>/]<CallSid>_<RecordingSid>.<mp3|wav>: 73 characters, at the start or after a '/'
+  if length(name) = 73 or (length(name) > 73 and substr(name, length(name) - 73, 1) = '/') then
+    base := left(right(name, 73), 69);
+    if base ~ '^CA[0-9a-f]+_RE[0-9a-f]+$' and substr(base, 35, 1) = '_' then
+      return row(left(base, 34), substr(base, 36), null, null)::call_recordings.recording_name;
+    end if;
   end if;
   return null;
 end
@@ -127,32 +149,36 @@ comment on function call_recordings.parse_recording_name(text) is
 
 create function call_recordings.encode_uri(value text)
 returns text
-language sql immutable strict parallel safe
+language plpgsql immutable strict parallel safe
 set search_path = ''
 as $$
-  -- JavaScript's encodeURI, which supabase-js getPublicUrl applies to the whole URL.
-  select case
-    when value ~ '^[A-Za-z0-9;,/?:@&=+$_.!~*''()#-]*$' then value
-    else (
-      select string_agg(
-        case when ch ~ '^[A-Za-z0-9;,/?:@&=+$_.!~*''()#-]$' then ch
-             else upper(regexp_replace(encode(convert_to(ch, 'UTF8'), 'hex'), '(..)', '%\1', 'g'))
-        end, '' order by i)
-      from regexp_split_to_table(value, '') with ordinality as t (ch, i)
-    )
-  end
+-- JavaScript's encodeURI, which supabase-js getPublicUrl applies to the whole URL.
+begin
+  if value ~ '^[A-Za-z0-9;,/?:@&=+$_.!~*''()#-]*$' then
+    return value;
+  end if;
+  return (
+    select string_agg(
+      case when ch ~ '^[A-Za-z0-9;,/?:@&=+$_.!~*''()#-]$' then ch
+           else upper(regexp_replace(encode(convert_to(ch, 'UTF8'), 'hex'), '(..)', '%\1', 'g'))
+      end, '' order by i)
+    from regexp_split_to_table(value, '') with ordinality as t (ch, i)
+  );
+end
 $$;
 revoke execute on function call_recordings.encode_uri(text) from public;
 comment on function call_recordings.encode_uri(text) is 'JavaScript encodeURI: percent-encodes UTF-8 bytes of all but the URI-safe characters.';
 
 create function call_recordings.object_url(api_url text, bucket_is_public boolean, bucket_id text, object_name text)
 returns text
-language sql immutable parallel safe
+language plpgsql immutable parallel safe
 set search_path = ''
 as $$
-  select api_url || '/storage/v1/object/'
+begin
+  return api_url || '/storage/v1/object/'
          || case when bucket_is_public then 'public' else 'authenticated' end
-         || '/' || call_recordings.encode_uri(bucket_id || '/' || object_name)
+         || '/' || call_recordings.encode_uri(bucket_id || '/' || object_name);
+end
 $$;
 revoke execute on function call_recordings.object_url(text, boolean, text, text) from public;
 comment on function call_recordings.object_url(text, boolean, text, text) is

@@ -13,38 +13,46 @@
 -- any delay). An UPDATE of explicit_audio_url holds the row lock instead, and never waits for
 -- lock_call while holding it (that would deadlock with a linker).
 
+-- The helpers below are plpgsql rather than sql: with `set search_path` a sql function is not
+-- inlined and is planned again in every transaction; plpgsql keeps its plans for the session.
 create function call_recordings.lock_call(call_sid text) returns void
-language sql volatile
+language plpgsql volatile
 set search_path = ''
 as $$
-  select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('call_recordings:' || call_sid, 0))
+begin
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('call_recordings:' || call_sid, 0));
+end
 $$;
 revoke execute on function call_recordings.lock_call(text) from public;
 comment on function call_recordings.lock_call(text) is
   'Serialises linking for one CallSid until the end of the transaction.';
 
 create function call_recordings.current_recording_url(call_sid text) returns text
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select r.url from public.recordings r
-  where r.call_sid = current_recording_url.call_sid
-  order by r.write_seq desc
-  limit 1
+begin
+  return (select r.url from public.recordings r
+          where r.call_sid = current_recording_url.call_sid
+          order by r.write_seq desc
+          limit 1);
+end
 $$;
 revoke execute on function call_recordings.current_recording_url(text) from public;
 comment on function call_recordings.current_recording_url(text) is
   'URL of the call''s most recently written live recording, or null.';
 
 create function call_recordings.recorded_restaurant(call_sid text) returns text
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select r.restaurant_id from public.recordings r
-  join public.restaurants x on x.id = r.restaurant_id
-  where r.call_sid = recorded_restaurant.call_sid
-  order by r.write_seq desc
-  limit 1
+begin
+  return (select r.restaurant_id from public.recordings r
+          join public.restaurants x on x.id = r.restaurant_id
+          where r.call_sid = recorded_restaurant.call_sid
+          order by r.write_seq desc
+          limit 1);
+end
 $$;
 revoke execute on function call_recordings.recorded_restaurant(text) from public;
 comment on function call_recordings.recorded_restaurant(text) is
