@@ -442,3 +442,30 @@ describe('backfill', () => {
     expect(await recordingsOf(sid)).toHaveLength(0);
   });
 });
+
+describe('parse_recording_name', () => {
+  const sid = 'CA' + 'ab'.repeat(16);
+  const rec = 'RE' + '0f'.repeat(16);
+  it.each([
+    [`${sid}_${rec}.mp3`, { call_sid: sid, recording_sid: rec, restaurant_id: null, recorded_on: null }],
+    [`a/b c/${sid}_${rec}.Wav`, { call_sid: sid, recording_sid: rec, restaurant_id: null, recorded_on: null }],
+    [`call-recordings/pizza.1/2028-02-29/${sid}.mp3`, { call_sid: sid, recording_sid: null, restaurant_id: 'pizza.1', recorded_on: '2028-02-29' }],
+    [`call-recordings/r/2026-12-31/${sid}_${rec}.MP3`, { call_sid: sid, recording_sid: rec, restaurant_id: 'r', recorded_on: '2026-12-31' }],
+    [`call-recordings/${'r'.repeat(64)}/2026-01-01/${sid}.wav`, { call_sid: sid, restaurant_id: 'r'.repeat(64) }],
+  ])('reads %s', async (name, expected) => {
+    const [row] = await db.owner`select call_sid, recording_sid, restaurant_id, to_char(recorded_on, 'YYYY-MM-DD') as recorded_on
+                                 from call_recordings.parse_recording_name(${name})`;
+    expect(row).toMatchObject(expected);
+  });
+
+  it.each([
+    `x${sid}_${rec}.mp3`, `${sid}_${rec}.mp3.bak`, `${sid}_${rec}.ogg`, `${sid}${rec}.mp3`, `${sid}_${rec}x.mp3`,
+    `${sid.slice(0, -1)}_${rec}.mp3`, `${sid}_${rec.slice(0, -1)}0.mp3`.replace('0.mp3', '.mp3'),
+    `call-recordings/r/2027-02-29/${sid}.mp3`, `call-recordings/r/2026-13-01/${sid}.mp3`, `call-recordings/r/2026-1-011/${sid}.mp3`,
+    `call-recordings/${'r'.repeat(65)}/2026-01-01/${sid}.mp3`, `call-recordings/-r/2026-01-01/${sid}.mp3`,
+    `call-recordings/r/x/2026-01-01/${sid}.mp3`, `call-recordings/r/2026-01-01/${sid}_.mp3`, '', '.mp3',
+  ])('ignores %s', async (name) => {
+    const [row] = await db.owner`select (call_recordings.parse_recording_name(${name})).call_sid`;
+    expect(row.call_sid).toBeNull();
+  });
+});
