@@ -9,8 +9,8 @@ create sequence call_recordings.write_seq;
 comment on sequence call_recordings.write_seq is 'Orders recording writes; the highest write_seq is a call''s current recording.';
 
 create table public.recordings (
-  id uuid primary key default gen_random_uuid(),
-  object_id uuid not null unique,
+  -- A recording is its storage object: the object's id survives overwrites and moves.
+  object_id uuid primary key,
   bucket_id text not null,
   object_name text not null,
   call_sid text not null check (call_sid ~ '^CA[0-9a-f]{32}$'),
@@ -27,7 +27,7 @@ create table public.recordings (
 );
 comment on table public.recordings is
   'One row per live recording object in a watched bucket, written only by the database (storage trigger and backfill). Deleted when the object is deleted.';
-comment on column public.recordings.object_id is 'storage.objects.id; kept across overwrite and move.';
+comment on column public.recordings.object_id is 'storage.objects.id of the recording; kept across overwrite and move.';
 comment on column public.recordings.call_sid is 'CallSid parsed from the object name. The call row may not exist yet.';
 comment on column public.recordings.restaurant_id is 'Restaurant segment of a dated path (call-recordings/<restaurant>/<date>/...), else null.';
 comment on column public.recordings.recorded_on is 'Date segment of a dated path, else null.';

@@ -218,7 +218,7 @@ describe('overwrite, move, delete', () => {
     await db.storage.upload(BUCKET, name, { upsert: true, size: 200 });
     const after = await recordingsOf(sid);
     expect(after).toHaveLength(1);
-    expect(after[0].id).toBe(before.id);
+    expect(after[0].object_id).toBe(before.object_id);
     expect(after[0].size_bytes).toBe('200');
     expect(after[0].object_version).not.toBe(before.object_version);
     expect(await audioUrl(sid)).toBe(privateUrl(BUCKET, name));
@@ -417,10 +417,10 @@ describe('backfill', () => {
     // the third call arrives later and picks its recording up
     expect((await save({ call_sid: sids[2] })).audio_url).toBe(privateUrl('legacy', names[2]));
 
-    const snapshot = await db.admin`select * from public.recordings where bucket_id = 'legacy' order by id`;
+    const snapshot = await db.admin`select * from public.recordings where bucket_id = 'legacy' order by object_id`;
     const [second] = await db.owner`select * from call_recordings.backfill()`;
     expect(second).toMatchObject({ recordings_written: '0', recordings_removed: '0', calls_updated: '0' });
-    expect(await db.admin`select * from public.recordings where bucket_id = 'legacy' order by id`).toEqual(snapshot);
+    expect(await db.admin`select * from public.recordings where bucket_id = 'legacy' order by object_id`).toEqual(snapshot);
   });
 
   it('rewrites stored URLs after the API URL changes, and removes recordings of an unwatched bucket', async () => {

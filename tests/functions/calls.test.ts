@@ -29,7 +29,7 @@ async function state(): Promise<string> {
   const [row] = await db.admin`
     select md5(coalesce((select string_agg(t::text, '|' order by t.id) from public.calls t), '')
             || coalesce((select string_agg(t::text, '|' order by t.call_sid) from call_recordings.pending_audio t), '')
-            || coalesce((select string_agg(t::text, '|' order by t.id) from public.recordings t), '')) as h`;
+            || coalesce((select string_agg(t::text, '|' order by t.object_id) from public.recordings t), '')) as h`;
   return row.h;
 }
 
