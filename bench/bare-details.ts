@@ -7,19 +7,8 @@
 // env: SUPABASE_DB_URL, BENCH_PORT, CALLS_DB_POOL_SIZE.
 import type { Identity } from '../supabase/functions/_shared/auth.ts';
 import { createDatabase, sql } from '../supabase/functions/_shared/db.ts';
+import { deno as Deno, serveUntilStopped } from '../local/deno-serve.ts';
 
-// Type-checked by tsc with Node's types (tsconfig includes bench/); Deno provides the global.
-export interface DenoRuntime {
-  env: { get(name: string): string | undefined };
-  serve(
-    options: { hostname: string; port: number; signal?: AbortSignal; onListen?: (addr: { hostname: string; port: number }) => void },
-    handler: (request: Request) => Response | Promise<Response>,
-  ): { finished: Promise<void> };
-  stdin: { readable: AsyncIterable<Uint8Array> };
-  addSignalListener(signal: 'SIGTERM' | 'SIGINT', listener: () => void): void;
-  exit(code: number): never;
-}
-const Deno = (globalThis as unknown as { Deno: DenoRuntime }).Deno;
 
 const SERVICE: Identity = { role: 'service_role', claims: { role: 'service_role' } };
 const url = Deno.env.get('SUPABASE_DB_URL');
@@ -35,25 +24,6 @@ async function details(request: Request): Promise<Response> {
   return new Response(JSON.stringify({ success: true, call: row.call }), { headers });
 }
 
-const shutdown = new AbortController();
-const server = Deno.serve({
-  hostname: '127.0.0.1',
-  port: Number(Deno.env.get('BENCH_PORT') ?? '0'),
-  signal: shutdown.signal,
-  onListen: ({ hostname, port }) => console.log(`bench-server ready http://${hostname}:${port}`),
-}, details);
-
-const stop = () => shutdown.abort();
-Deno.addSignalListener('SIGTERM', stop);
-Deno.addSignalListener('SIGINT', stop);
-// The parent holds stdin open; when it goes away, so do we.
-void (async () => {
-  try {
-    for await (const _ of Deno.stdin.readable) { /* parent alive */ }
-  } catch { /* closed */ }
-  stop();
-})();
-
-await server.finished;
-await db.end();
-Deno.exit(0);
+await serveUntilStopped({
+  hostname: '127.0.0.1', port: Number(Deno.env.get('BENCH_PORT') ?? '0'), readyLine: 'bench-server ready', handler: details, cleanup: () => db.end(),
+});

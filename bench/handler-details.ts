@@ -6,9 +6,7 @@
 import { authConfigFromEnv, createAuthenticator } from '../supabase/functions/_shared/auth.ts';
 import { createDatabase } from '../supabase/functions/_shared/db.ts';
 import { createCallsHandler } from '../supabase/functions/calls/handler.ts';
-import type { DenoRuntime } from './bare-details.ts';
-
-const Deno = (globalThis as unknown as { Deno: DenoRuntime }).Deno;
+import { deno as Deno, serveUntilStopped } from '../local/deno-serve.ts';
 
 const url = Deno.env.get('SUPABASE_DB_URL');
 if (!url) throw new Error('set SUPABASE_DB_URL');
@@ -17,23 +15,6 @@ const handler = createCallsHandler({
   authenticate: createAuthenticator(authConfigFromEnv(Deno.env)),
 });
 
-const shutdown = new AbortController();
-const server = Deno.serve({
-  hostname: '127.0.0.1',
-  port: Number(Deno.env.get('BENCH_PORT') ?? '0'),
-  signal: shutdown.signal,
-  onListen: ({ hostname, port }) => console.log(`bench-server ready http://${hostname}:${port}`),
-}, handler);
-
-const stop = () => shutdown.abort();
-Deno.addSignalListener('SIGTERM', stop);
-Deno.addSignalListener('SIGINT', stop);
-void (async () => {
-  try {
-    for await (const _ of Deno.stdin.readable) { /* parent alive */ }
-  } catch { /* closed */ }
-  stop();
-})();
-
-await server.finished;
-Deno.exit(0);
+await serveUntilStopped({
+  hostname: '127.0.0.1', port: Number(Deno.env.get('BENCH_PORT') ?? '0'), readyLine: 'bench-server ready', handler: handler,
+});

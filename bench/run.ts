@@ -16,15 +16,14 @@
 //   4. scale              save + upload at 10k vs 1M calls (and recordings, and objects)
 //   5. time to audio      commit of the later of upload/save → audio_url seen by another connection
 import postgres, { type Sql } from 'postgres';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { freePort, startCluster, type Cluster } from '../local/cluster.ts';
 import { ROOT, applyMigrations, applyPlatformModel } from '../local/database.ts';
-import { DENO, buildImportMap, discoverFunctions, startFunctionsServer, type FunctionsServer } from '../local/functions.ts';
+import { DENO, runDenoScript, startFunctionsServer, type FunctionsServer } from '../local/functions.ts';
 import { SECRET_KEY, functionEnv, newSigningKey } from '../local/keys.ts';
 import { SERVICE_ROLE, StorageServer, setRequestContext, writeObject } from '../local/storage-writes.ts';
 import { mergeLoads, runLoad, type LoadRequest, type LoadResult } from './load.ts';
@@ -208,63 +207,14 @@ interface BenchServer {
 }
 
 async function startBenchServer(options: { script: string; env: Record<string, string>; port: number; workDir: string }): Promise<BenchServer> {
-  const { map } = buildImportMap(discoverFunctions());
-  const args = ['run', '--node-modules-dir=manual', '--no-lock', '--allow-net', '--allow-env', '--allow-read'];
-  if (map) {
-    const mapPath = join(options.workDir, 'bench-import-map.json');
-    writeFileSync(mapPath, JSON.stringify(map, null, 2) + '\n');
-    args.push(`--import-map=${mapPath}`);
-  }
-  args.push(join(ROOT, 'bench', options.script));
-  const passThrough = Object.fromEntries(
-    ['PATH', 'HOME', 'DENO_DIR', 'TMPDIR', 'TZ'].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])),
-  );
-  const child = spawn(DENO, args, {
-    cwd: ROOT,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    detached: true,
-    env: {
-      ...passThrough, ...options.env, BENCH_PORT: String(options.port), CALLS_DB_POOL_SIZE: String(CONFIG.poolSize),
-      DENO_NO_UPDATE_CHECK: '1', DENO_NO_PROMPT: '1', NO_COLOR: '1',
-    },
+  const deno = await runDenoScript({
+    script: join(ROOT, 'bench', options.script),
+    env: { ...options.env, BENCH_PORT: String(options.port), CALLS_DB_POOL_SIZE: String(CONFIG.poolSize) },
+    workDir: options.workDir,
+    readyPrefix: 'bench-server ready',
+    onLog: () => {},
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const recent: string[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${options.script} did not start:\n${recent.join('\n')}`)), 60_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.startsWith('bench-server ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      recent.push(line);
-      if (recent.length > 30) recent.shift();
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`${options.script} exited:\n${recent.join('\n')}`));
-    });
-  });
-  const signal = (name: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, name);
-    } catch {
-      child.kill(name);
-    }
-  };
-  return {
-    url: `http://127.0.0.1:${options.port}`,
-    child,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      signal('SIGTERM');
-      const timer = setTimeout(() => signal('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  return { url: `http://127.0.0.1:${options.port}`, child: deno.child, stop: () => deno.stop() };
 }
 
 // -------------------------------------------------------------------------------------------------

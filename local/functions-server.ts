@@ -15,6 +15,7 @@
 // spawned it). Type-check: node_modules/.bin/deno check local/functions-server.ts (tsconfig.json
 // excludes this file: it uses Deno's globals).
 import { base64url, createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet, type JWK } from 'jose';
+import { serveUntilStopped } from './deno-serve.ts';
 
 type ServeHandler = (request: Request) => Response | Promise<Response>;
 
@@ -154,27 +155,4 @@ async function handle(request: Request): Promise<Response> {
 // -------------------------------------------------------------------------------------------------
 for (const fn of manifest.functions) loaded.set(fn.name, await load(fn));
 
-const shutdown = new AbortController();
-const server = Deno.serve({
-  hostname: manifest.hostname,
-  port: manifest.port,
-  signal: shutdown.signal,
-  onListen: ({ hostname, port }) => {
-    // local/functions.ts waits for this line.
-    console.log(`functions-server ready http://${hostname}:${port}`);
-  },
-}, handle);
-
-const stop = () => shutdown.abort();
-Deno.addSignalListener('SIGTERM', stop);
-Deno.addSignalListener('SIGINT', stop);
-// The parent holds our stdin open; when it goes away (even killed), so do we.
-void (async () => {
-  try {
-    for await (const _ of Deno.stdin.readable) { /* parent alive */ }
-  } catch { /* closed */ }
-  stop();
-})();
-
-await server.finished;
-Deno.exit(0);
+await serveUntilStopped({ hostname: manifest.hostname, port: manifest.port, readyLine: 'functions-server ready', handler: handle });

@@ -227,15 +227,10 @@ export function parseDotenv(text: string): Record<string, string> {
   return env;
 }
 
-export interface FunctionsServer {
+export interface FunctionsServer extends DenoProcess {
   /** e.g. http://127.0.0.1:54321 (functions under /functions/v1/<name>). */
   url: string;
   functions: FunctionSpec[];
-  child: ChildProcess;
-  /** Resolves with the exit code (null when killed by a signal) when Deno exits. */
-  exited: Promise<number | null>;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves when Deno has exited. */
-  stop(graceMs?: number): Promise<void>;
 }
 
 export interface StartFunctionsOptions {
@@ -253,14 +248,30 @@ export interface StartFunctionsOptions {
 
 const READY = 'functions-server ready ';
 
-/** Starts local/functions-server.ts in Deno and resolves once every function is imported and it listens. */
-export async function startFunctionsServer(options: StartFunctionsOptions): Promise<FunctionsServer> {
-  const hostname = options.hostname ?? '127.0.0.1';
-  const functions = discoverFunctions();
-  const { map, warnings } = buildImportMap(functions);
-  const log = options.onLog ?? ((line: string) => console.log(`[functions] ${line}`));
-  for (const w of warnings) log(`warning: ${w}`, 'stderr');
+export interface DenoProcess {
+  child: ChildProcess;
+  /** Resolves with the exit code (null when killed by a signal) when Deno exits. */
+  exited: Promise<number | null>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when Deno has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
 
+/**
+ * Runs `script` with Deno the way our functions run: imports resolved by the functions' merged
+ * import map from ./node_modules (no network), its own process group, stdin held open so it never
+ * outlives us. Resolves once it prints a line starting with `readyPrefix`.
+ */
+export async function runDenoScript(options: {
+  script: string;
+  scriptArgs?: string[];
+  env: Record<string, string>;
+  workDir: string;
+  readyPrefix: string;
+  onLog: (line: string, stream: 'stdout' | 'stderr') => void;
+  readyTimeoutMs?: number;
+}): Promise<DenoProcess> {
+  const { map, warnings } = buildImportMap(discoverFunctions());
+  for (const w of warnings) options.onLog(`warning: ${w}`, 'stderr');
   // --node-modules-dir=manual: npm installed ./node_modules, Deno only reads it (also if a root
   // deno.json appears one day); --no-lock: package-lock.json already pins it, write no deno.lock.
   const args = ['run', '--node-modules-dir=manual', '--no-lock', '--allow-net', '--allow-env', '--allow-read'];
@@ -270,12 +281,7 @@ export async function startFunctionsServer(options: StartFunctionsOptions): Prom
     writeFileSync(mapPath, JSON.stringify(map, null, 2) + '\n');
     args.push(`--import-map=${mapPath}`);
   }
-  const manifest: ServerManifest = {
-    hostname,
-    port: options.port,
-    functions: functions.map((f) => ({ name: f.name, entrypoint: pathToFileURL(f.entrypoint).href, verifyJwt: f.verifyJwt })),
-  };
-  args.push(FUNCTIONS_SERVER, JSON.stringify(manifest));
+  args.push(options.script, ...(options.scriptArgs ?? []));
 
   const dotenvPath = join(FUNCTIONS_DIR, '.env');
   const dotenv = existsSync(dotenvPath) ? parseDotenv(readFileSync(dotenvPath, 'utf8')) : {};
@@ -284,7 +290,7 @@ export async function startFunctionsServer(options: StartFunctionsOptions): Prom
   );
   const child = spawn(DENO, args, {
     cwd: ROOT,
-    // stdin stays a pipe: the server exits when it closes, so Deno never outlives us.
+    // stdin stays a pipe: the script exits when it closes, so Deno never outlives us.
     stdio: ['pipe', 'pipe', 'pipe'],
     // Its own process group: a terminal's Ctrl-C reaches us, and we stop Deno in order.
     detached: true,
@@ -298,23 +304,23 @@ export async function startFunctionsServer(options: StartFunctionsOptions): Prom
     },
   });
   const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  const timeoutMs = options.readyTimeoutMs ?? 60_000;
 
   const ready = new Promise<void>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`Deno did not start serving functions within ${options.readyTimeoutMs ?? 60_000} ms`)),
-      options.readyTimeoutMs ?? 60_000);
+    const timer = setTimeout(() => reject(new Error(`${options.script} did not get ready within ${timeoutMs} ms`)), timeoutMs);
     const recent: string[] = [];
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.startsWith(READY)) {
+      if (line.startsWith(options.readyPrefix)) {
         clearTimeout(timer);
         resolveReady();
       } else {
-        log(line, 'stdout');
+        options.onLog(line, 'stdout');
       }
     });
     createInterface({ input: child.stderr! }).on('line', (line) => {
       recent.push(line);
       if (recent.length > 30) recent.shift();
-      log(line, 'stderr');
+      options.onLog(line, 'stderr');
     });
     child.once('error', (error) => {
       clearTimeout(timer);
@@ -322,7 +328,7 @@ export async function startFunctionsServer(options: StartFunctionsOptions): Prom
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`Deno exited (code ${code}) before serving functions:\n${recent.join('\n')}`));
+      reject(new Error(`Deno exited (code ${code}) before ${options.script} was ready:\n${recent.join('\n')}`));
     });
   });
 
@@ -349,5 +355,26 @@ export async function startFunctionsServer(options: StartFunctionsOptions): Prom
     await stop(1_000);
     throw error;
   }
-  return { url: `http://${hostname}:${options.port}`, functions, child, exited, stop };
+  return { child, exited, stop };
+}
+
+/** Starts local/functions-server.ts in Deno and resolves once every function is imported and it listens. */
+export async function startFunctionsServer(options: StartFunctionsOptions): Promise<FunctionsServer> {
+  const hostname = options.hostname ?? '127.0.0.1';
+  const functions = discoverFunctions();
+  const manifest: ServerManifest = {
+    hostname,
+    port: options.port,
+    functions: functions.map((f) => ({ name: f.name, entrypoint: pathToFileURL(f.entrypoint).href, verifyJwt: f.verifyJwt })),
+  };
+  const deno = await runDenoScript({
+    script: FUNCTIONS_SERVER,
+    scriptArgs: [JSON.stringify(manifest)],
+    env: options.env,
+    workDir: options.workDir,
+    readyPrefix: READY,
+    onLog: options.onLog ?? ((line: string) => console.log(`[functions] ${line}`)),
+    readyTimeoutMs: options.readyTimeoutMs,
+  });
+  return { url: `http://${hostname}:${options.port}`, functions, ...deno };
 }
