@@ -13,6 +13,14 @@ const httpUrl = z.string().max(2048).refine((value) => {
     return false;
   }
 }, 'must be an http(s) URL');
+/** The CallSid may come as call_sid (backend) or call_id (dashboard): at least one, and not two different ones. */
+function requireOneCallSid(body: { call_id?: string; call_sid?: string }, ctx: z.RefinementCtx): void {
+  if (!body.call_id && !body.call_sid) {
+    ctx.addIssue({ code: 'custom', path: ['call_sid'], message: 'is required (call_sid or call_id)' });
+  } else if (body.call_id && body.call_sid && body.call_id !== body.call_sid) {
+    ctx.addIssue({ code: 'custom', path: ['call_id'], message: 'differs from call_sid; send one of them' });
+  }
+}
 const text = (max: number) => z.string().max(max).nullable().optional();
 const retryCount = z.number().int().min(0).max(1000).optional();
 
@@ -38,11 +46,7 @@ export const saveBody = z.strictObject({
   update_audio_only: z.boolean().optional(),
   retry_count: retryCount,
 }).superRefine((body, ctx) => {
-  if (!body.call_id && !body.call_sid) {
-    ctx.addIssue({ code: 'custom', path: ['call_sid'], message: 'is required (call_sid or call_id)' });
-  } else if (body.call_id && body.call_sid && body.call_id !== body.call_sid) {
-    ctx.addIssue({ code: 'custom', path: ['call_id'], message: 'differs from call_sid; send one of them' });
-  }
+  requireOneCallSid(body, ctx);
   if (body.update_audio_only && !body.audio_url) {
     ctx.addIssue({ code: 'custom', path: ['audio_url'], message: 'is required with update_audio_only' });
   }
@@ -55,13 +59,7 @@ export const updateAudioBody = z.strictObject({
   call_id: callSid.optional(),
   audio_url: httpUrl,
   retry_count: retryCount,
-}).superRefine((body, ctx) => {
-  if (!body.call_id && !body.call_sid) {
-    ctx.addIssue({ code: 'custom', path: ['call_sid'], message: 'is required' });
-  } else if (body.call_id && body.call_sid && body.call_id !== body.call_sid) {
-    ctx.addIssue({ code: 'custom', path: ['call_id'], message: 'differs from call_sid; send one of them' });
-  }
-});
+}).superRefine(requireOneCallSid);
 
 /** GET /calls/details/{id} */
 export const detailsParams = z.strictObject({
