@@ -316,32 +316,28 @@ async function triggerOverhead(): Promise<TriggerResult> {
       select 'CA' || md5('${tag}:' || i), '${RESTAURANT}' from generate_series(0, ${SN - 1}, 2) i`);
   }
   await admin`vacuum analyze public.calls`;
-  const serverBody = (tag: string) => `
+  /** Warm both databases, then `batches` batches of `n` writes, alternating which side goes first. */
+  const interleaved = async (name: (tag: string) => string, n: number, batches: number, tag: string) => {
+    const body = (t: string) => `
     ${CONTEXT_SQL}
-    nm := 'CA' || md5('${tag}:' || i) || '_RE' || md5('rec:${tag}:' || i) || '.mp3';
+    nm := ${name(t)};
     ${UPSERT_SQL}
     commit;`;
-  await serverLoop(platform, SN, serverBody('swarm'));
-  await serverLoop(migrated, SN, serverBody('swarm'));
-  const serverUs = { platform: [] as number[], migrated: [] as number[] };
-  for (let b = 0; b < CONFIG.serverBatches; b++) {
-    const order = b % 2 === 0 ? (['platform', 'migrated'] as const) : (['migrated', 'platform'] as const);
-    for (const side of order) serverUs[side].push(await serverLoop(side === 'platform' ? platform : migrated, SN, serverBody(`s${b}`)));
-  }
+    await serverLoop(platform, n, body(`${tag}warm`));
+    await serverLoop(migrated, n, body(`${tag}warm`));
+    const us = { platform: [] as number[], migrated: [] as number[] };
+    for (let b = 0; b < batches; b++) {
+      const order = b % 2 === 0 ? (['platform', 'migrated'] as const) : (['migrated', 'platform'] as const);
+      for (const side of order) us[side].push(await serverLoop(side === 'platform' ? platform : migrated, n, body(`${tag}${b}`)));
+    }
+    return us;
+  };
+  const serverUs = await interleaved(
+    (tag) => `'CA' || md5('${tag}:' || i) || '_RE' || md5('rec:${tag}:' || i) || '.mp3'`, SN, CONFIG.serverBatches, 's');
   // The recommended dated layout (call-recordings/<restaurant>/<date>/<CallSid>_<RecordingSid>.mp3), same loop.
   const DN = 100;
-  const datedBody = (tag: string) => `
-    ${CONTEXT_SQL}
-    nm := 'call-recordings/${RESTAURANT}/2026-11-26/CA' || md5('${tag}:' || i) || '_RE' || md5('rec:${tag}:' || i) || '.mp3';
-    ${UPSERT_SQL}
-    commit;`;
-  await serverLoop(platform, DN, datedBody('dwarm'));
-  await serverLoop(migrated, DN, datedBody('dwarm'));
-  const datedUs = { platform: [] as number[], migrated: [] as number[] };
-  for (let b = 0; b < 4; b++) {
-    const order = b % 2 === 0 ? (['platform', 'migrated'] as const) : (['migrated', 'platform'] as const);
-    for (const side of order) datedUs[side].push(await serverLoop(side === 'platform' ? platform : migrated, DN, datedBody(`d${b}`)));
-  }
+  const datedUs = await interleaved(
+    (tag) => `'call-recordings/${RESTAURANT}/2026-11-26/CA' || md5('${tag}:' || i) || '_RE' || md5('rec:${tag}:' || i) || '.mp3'`, DN, 4, 'd');
 
   // EXPLAIN ANALYZE of single upserts: the trigger's own time as Postgres reports it.
   const explain = async (sql: Sql, name: string) => {
