@@ -24,14 +24,6 @@ afterAll(async () => {
   await client.database.end();
 });
 
-/** A fingerprint of every row a request could write. */
-async function state(): Promise<string> {
-  const [row] = await db.admin`
-    select md5(coalesce((select string_agg(t::text, '|' order by t.id) from public.calls t), '')
-            || coalesce((select string_agg(t::text, '|' order by t.call_sid) from call_recordings.pending_audio t), '')
-            || coalesce((select string_agg(t::text, '|' order by t.object_id) from public.recordings t), '')) as h`;
-  return row.h;
-}
 
 const post = (path: string, body: unknown, headers: Record<string, string> = service) =>
   client.request('POST', path, { body, headers });
@@ -92,11 +84,11 @@ describe('POST /calls/save', () => {
   it('answers 409 when a save would move a call to another restaurant, and writes nothing', async () => {
     const sid = callSid();
     await post('/calls/save', { call_sid: sid, restaurant_id: 'demo' });
-    const before = await state();
+    const before = await db.fingerprint();
     const res = await post('/calls/save', { call_sid: sid, restaurant_id: 'other', customer_name: 'X' });
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe('conflict');
-    expect(await state()).toBe(before);
+    expect(await db.fingerprint()).toBe(before);
   });
 });
 

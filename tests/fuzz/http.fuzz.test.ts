@@ -56,11 +56,9 @@ afterAll(async () => {
 
 /** Calls and recordings as one hash, parked URLs as rows (few, and the one thing a 404 may add). */
 async function snapshot() {
-  const [row] = await db.admin`
-    select md5(coalesce((select string_agg(t::text, '|' order by t.id) from public.calls t), '')
-            || coalesce((select string_agg(t::text, '|' order by t.object_id) from public.recordings t), '')) as h`;
+  const main = await db.fingerprint({ pending: false });
   const parked = await db.admin`select call_sid, audio_url, created_at from call_recordings.pending_audio order by call_sid`;
-  return { main: row.h as string, parked: new Map(parked.map((p) => [p.call_sid as string, p.audio_url as string])) };
+  return { main, parked: new Map(parked.map((p) => [p.call_sid as string, p.audio_url as string])) };
 }
 type Snapshot = Awaited<ReturnType<typeof snapshot>>;
 

@@ -29,6 +29,8 @@ export interface TestDatabase {
   owner: Sql;
   /** Writes storage.objects the way the Storage server does. */
   storage: StorageServer;
+  /** A hash of every row a request could write: calls, recordings and (unless left out) parked URLs. */
+  fingerprint(options?: { pending?: boolean }): Promise<string>;
   /** Runs `fn` in one transaction as `who`, the way PostgREST and our function do. */
   as<T>(who: Identity, fn: (tx: TransactionSql) => Promise<T>): Promise<T>;
 }
@@ -57,6 +59,14 @@ export function useTestDatabase(): TestDatabase {
       admin: open(),
       owner: open('postgres', 'postgres'),
       storage: new StorageServer(open('supabase_storage_admin', 'postgres')),
+      fingerprint: async ({ pending = true }: { pending?: boolean } = {}) => {
+        const [row] = await db.admin`
+          select md5(coalesce((select string_agg(t::text, '|' order by t.id) from public.calls t), '')
+                  || coalesce((select string_agg(t::text, '|' order by t.object_id) from public.recordings t), '')
+                  || case when ${pending} then coalesce((select string_agg(t::text, '|' order by t.call_sid)
+                                                        from call_recordings.pending_audio t), '') else '' end) as h`;
+        return row.h as string;
+      },
       as: async <T>(who: Identity, fn: (tx: TransactionSql) => Promise<T>) => {
         return (await authenticator.begin(async (tx) => {
           await setRequestContext(tx, who);

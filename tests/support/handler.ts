@@ -1,12 +1,12 @@
-// The `calls` handler in process with raw responses (status, headers, body text), wired like
-// supabase/functions/calls/index.ts with the test keys. Unlike http.ts's client it does not parse
-// the body, so tests can check that every answer is JSON, and it takes database options (e.g. a
-// short statement timeout).
+// The `calls` handler in process, wired like supabase/functions/calls/index.ts with the test keys,
+// with raw responses (status, headers, body text) so tests can check that every answer is JSON;
+// it takes database options (e.g. a short statement timeout). http.ts's client parses on top.
 import { createAuthenticator } from '../../supabase/functions/_shared/auth.ts';
 import { createDatabase, type Database, type DatabaseOptions } from '../../supabase/functions/_shared/db.ts';
 import { createCallsHandler } from '../../supabase/functions/calls/handler.ts';
 import { SECRET_KEY, jwks, type SigningKey } from '../../local/keys.ts';
-import { BASE } from './http.ts';
+
+export const BASE = 'http://127.0.0.1:54321/functions/v1';
 
 export interface RawReply {
   status: number;

@@ -2,13 +2,12 @@
 // test database and test keys.
 import { SignJWT, importJWK } from 'jose';
 import { randomUUID } from 'node:crypto';
-import { createAuthenticator } from '../../supabase/functions/_shared/auth.ts';
-import { createDatabase, type Database } from '../../supabase/functions/_shared/db.ts';
-import { createCallsHandler } from '../../supabase/functions/calls/handler.ts';
-import { JWT_SECRET, PUBLISHABLE_KEY, SECRET_KEY, jwks, legacyKey, newSigningKey, type SigningKey } from '../../local/keys.ts';
+import type { Database } from '../../supabase/functions/_shared/db.ts';
+import { JWT_SECRET, PUBLISHABLE_KEY, SECRET_KEY, legacyKey, newSigningKey, type SigningKey } from '../../local/keys.ts';
 import type { TestDatabase } from './db.ts';
+import { BASE, rawClient } from './handler.ts';
 
-export const BASE = 'http://127.0.0.1:54321/functions/v1';
+export { BASE };
 
 export interface Credentials {
   signing: SigningKey;
@@ -69,14 +68,9 @@ export interface Client {
 
 /** The handler, in process, against the test database (as the function's `postgres` login). */
 export function inProcessClient(db: TestDatabase, credentials: Credentials, dbUrl?: string): Client {
-  const database = createDatabase({ url: dbUrl ?? db.url('postgres', 'postgres'), max: 4, connectTimeoutSeconds: 2 });
-  const handler = createCallsHandler({
-    db: database,
-    authenticate: createAuthenticator({ secretKeys: [SECRET_KEY], jwks: jwks(credentials.signing) }),
-    log: () => {},
-  });
+  const raw = rawClient({ dbUrl: dbUrl ?? db.url('postgres', 'postgres'), signing: credentials.signing });
   return {
-    database,
+    database: raw.database,
     async request(method, path, options = {}) {
       const headers: Record<string, string> = { ...options.headers };
       let body: BodyInit | undefined = options.raw;
@@ -84,9 +78,8 @@ export function inProcessClient(db: TestDatabase, credentials: Credentials, dbUr
         body = JSON.stringify(options.body);
         headers['content-type'] ??= 'application/json';
       }
-      const response = await handler(new Request(`${BASE}${path}`, { method, headers, body }));
-      const text = await response.text();
-      return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : null };
+      const reply = await raw.send(new Request(`${BASE}${path}`, { method, headers, body }));
+      return { status: reply.status, headers: reply.headers, body: reply.text ? JSON.parse(reply.text) : null };
     },
   };
 }
